@@ -10,12 +10,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 
 
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its C++ start-up chatter (CUDA stubs, oneDNN notes) hidden;
+    TF 2.21 prints these before its log level applies. Replayed if the import fails."""
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class UserError(click.ClickException):
     exit_code = 2
 
 
 class TfganGroup(click.Group):
     def invoke(self, ctx):
+        quiet_tensorflow_import()
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):

@@ -25,16 +25,16 @@ from tfganomaly.errors import ExportError, RunError
 from tfganomaly.metrics import auroc
 from tfganomaly.model import anomaly_map, latent_score, to_unit_range
 from tfganomaly.runs import atomic_path, read_json, write_json
-from tfganomaly.scoring import combine_scores, normalize_scores
+from tfganomaly.scoring import combine_scores, fpr_threshold, normalize_scores, recalibrated
 
 QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
 SIDECAR_FORMAT = 1
 OUTPUTS = ("score", "normalized_score", "anomaly_map")
 
 
-def build_scoring_model(model, with_map: bool = False) -> keras.Model:
+def build_scoring_model(model, with_map: bool = False, calibration=None) -> keras.Model:
     """uint8 image -> {score, normalized_score[, anomaly_map]}, batch 1, inference-mode BatchNorm."""
-    c, cal = model.config, model.calibration
+    c, cal = model.config, calibration or model.calibration
     if cal is None:
         raise ExportError("the model is not calibrated; export a run written by `tfgan fit`")
     image = keras.Input((c.isize, c.isize, c.nc), batch_size=1, dtype="uint8", name="image")
@@ -49,6 +49,24 @@ def build_scoring_model(model, with_map: bool = False) -> keras.Model:
     if with_map:
         outputs["anomaly_map"] = amap
     return keras.Model(image, outputs, name="ganomaly_scoring")
+
+
+def representative_images(normals: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Training normals plus synthetic defects. int8 fixes each tensor's range from these images,
+    and from normals alone the score output would saturate at the largest normal score, so every
+    real anomaly would clip to about the threshold. Patches, noise and inverted images score like
+    anomalies and stretch the ranges to cover them."""
+    rng = np.random.default_rng(seed)
+    n, size = len(normals), normals.shape[1]
+    defects = normals[rng.integers(0, n, max(n // 4, 1))].copy()
+    for image in defects:
+        h, w = rng.integers(size // 8, size // 2, 2)
+        top, left = rng.integers(0, size - h), rng.integers(0, size - w)
+        image[top:top + h, left:left + w] = rng.integers(0, 256, (h, w, image.shape[-1]), dtype=np.uint8) \
+            if rng.random() < 0.5 else rng.integers(0, 256)
+    noise = rng.integers(0, 256, (max(n // 20, 1),) + normals.shape[1:], dtype=np.uint8)
+    inverted = 255 - normals[: max(n // 20, 1)]
+    return np.concatenate([normals, defects, noise, inverted])
 
 
 def convert(scoring_model: keras.Model, quantize: str, representative: np.ndarray | None = None) -> bytes:
@@ -138,12 +156,20 @@ def export_tflite(run, quantize: str = "int8", out: str | None = None, with_map:
     model, config = run.model, run.model.config
     splits = splits or run.load_splits()
     spec = ImageSpec.of(config)
-    representative = splits.train.subset(
-        np.random.default_rng(config.seed).permutation(len(splits.train))[:200]).load(spec)
+    representative = representative_images(splits.train.subset(
+        np.random.default_rng(config.seed).permutation(len(splits.train))[:200]).load(spec), config.seed)
     content = convert(build_scoring_model(model, with_map), quantize, representative)
+    calibration = model.calibration
+    if quantize != "float32":
+        # Quantization shifts scores a little; calibrate the exported model on its own scores of
+        # the validation normals, so its threshold keeps the target false-positive rate.
+        validation_scores, _ = TFLiteScorer(content).score_all(splits.validation.load(spec))
+        calibration = recalibrated(calibration, validation_scores,
+                                   fpr_threshold(validation_scores, calibration.target_fpr))
+        content = convert(build_scoring_model(model, with_map, calibration), quantize, representative)
     out = out or os.path.join(run.path, "export", f"model_{quantize}.tflite")
 
-    check = verify(model, content, splits, spec, max_verify)
+    check = verify(model, content, splits, spec, calibration.threshold, max_verify)
     check["tflite_bytes"] = len(content)
     check["auroc_drop"] = (check["keras_auroc"] - check["tflite_auroc"]
                            if check["keras_auroc"] is not None else None)
@@ -159,8 +185,9 @@ def export_tflite(run, quantize: str = "int8", out: str | None = None, with_map:
                   "color": "grey" if config.nc == 1 else "RGB", "layout": "NHWC"},
         "outputs": {name: name for name in OUTPUTS if name in runner.runner.get_output_details()},
         "verdict": "anomalous when normalized_score > 0.5 (equivalently score > threshold)",
-        "threshold": model.calibration.threshold, "score_mode": model.calibration.score_mode,
-        "calibration": model.calibration.to_dict(), "quantization": quantize,
+        "threshold": calibration.threshold, "score_mode": calibration.score_mode,
+        "calibration": calibration.to_dict(), "keras_calibration": model.calibration.to_dict(),
+        "quantization": quantize,
         "training": {"dataset": run.info.get("data"), "splits": run.info.get("splits"),
                      "config": config.to_dict()},
         "check": check,
@@ -184,7 +211,8 @@ def export_tflite(run, quantize: str = "int8", out: str | None = None, with_map:
     return {"path": out, "sidecar": out + ".json", **check}
 
 
-def verify(model, content: bytes, splits, spec: ImageSpec, max_verify: int | None = None) -> dict:
+def verify(model, content: bytes, splits, spec: ImageSpec, tflite_threshold: float,
+           max_verify: int | None = None) -> dict:
     """Score the test split with the real interpreter and with Keras; compare."""
     test = splits.test
     if max_verify is not None and len(test) > max_verify:
@@ -198,13 +226,13 @@ def verify(model, content: bytes, splits, spec: ImageSpec, max_verify: int | Non
     keras_scores = model.score(images)
     tflite_scores, latency = TFLiteScorer(content).score_all(images)
     both = len(np.unique(labels)) == 2
-    threshold = model.calibration.threshold
     return {
         "n_images": int(len(images)),
         "keras_auroc": auroc(labels, keras_scores) if both else None,
         "tflite_auroc": auroc(labels, tflite_scores) if both else None,
         "score_correlation": float(np.corrcoef(keras_scores, tflite_scores)[0, 1]),
-        "verdict_agreement": float(np.mean((keras_scores > threshold) == (tflite_scores > threshold))),
+        "verdict_agreement": float(np.mean((keras_scores > model.calibration.threshold)
+                                           == (tflite_scores > tflite_threshold))),
         "tflite_latency_ms": latency,
         "keras_latency_ms": keras_latency_ms(model, images),
     }

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from .config import GANomalyConfig
+from .data.images import ImageSpec
 from .losses import adversarial_loss, contextual_loss, discriminator_loss, encoder_loss
 from .networks import build_decoder, build_discriminator, build_encoder
 from .errors import CalibrationError
@@ -89,6 +90,11 @@ class GANomaly(keras.Model):
             "config": self.config.to_dict(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
         }
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        """What images this model takes: feed it `ImageSet.dataset(model.image_spec, ...)`."""
+        return ImageSpec.of(self.config)
 
     @property
     def metrics(self):

@@ -99,12 +99,21 @@ def calibrate(latent, reconstruction, score_mode: str = "latent", fpr: float = 0
             raise CalibrationError("the F1 threshold needs labelled validation anomalies; use method 'fpr'")
         threshold = f1_optimal_threshold(labels, scores)
     else:
-        threshold = float(np.quantile(scores[normal], 1.0 - fpr, method="higher")) if fpr > 0 \
-            else float(np.max(scores[normal]))
-    cal.threshold = threshold
-    cal.spread = _positive_scale(scores[normal])
-    cal.validation_fpr = float(np.mean(scores[normal] > threshold))
-    return cal
+        threshold = fpr_threshold(scores[normal], fpr)
+    return recalibrated(cal, scores[normal], threshold)
+
+
+def fpr_threshold(normal_scores, fpr: float) -> float:
+    """The score that flags at most a fraction fpr of these normal images."""
+    normal_scores = np.asarray(normal_scores, np.float64)
+    return float(np.quantile(normal_scores, 1.0 - fpr, method="higher")) if fpr > 0 else float(np.max(normal_scores))
+
+
+def recalibrated(cal: Calibration, normal_scores, threshold: float) -> Calibration:
+    """A copy of cal with its threshold and spread set from these validation normal scores."""
+    normal_scores = np.asarray(normal_scores, np.float64)
+    return dataclasses.replace(cal, threshold=float(threshold), spread=_positive_scale(normal_scores),
+                               validation_fpr=float(np.mean(normal_scores > threshold)))
 
 
 def f1_optimal_threshold(labels, scores) -> float:
