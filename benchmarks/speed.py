@@ -1,0 +1,158 @@
+"""Training and inference speed of tfganomaly on this machine; prints a table and writes JSON.
+
+    python benchmarks/speed.py [--steps 30] [--out benchmarks/results/speed.json]
+
+Training: images/s of the real train_step (float32, XLA, mixed bfloat16) on real MNIST batches.
+Inference: images/s of Keras (batched, batch 1) and of each TFLite mode (batch 1, 1 thread).
+FLOPs per training image are counted from the model's conv layers; the machine's float32 peak is
+measured in the same run with a large matrix product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfganomaly.config import GANomalyConfig  # noqa: E402
+from tfganomaly.model import GANomaly  # noqa: E402
+
+SETTINGS = {"float32": {}, "float32+xla": {"jit_compile": True},
+            "mixed_bfloat16": {"precision": "mixed_bfloat16"},
+            "mixed_bfloat16+xla": {"precision": "mixed_bfloat16", "jit_compile": True}}
+SHAPES = [(32, 1), (32, 3), (64, 3)]
+
+
+def conv_flops(network: keras.Model) -> int:
+    """Forward multiply-adds x 2 of every Conv2D / Conv2DTranspose in a functional model."""
+    total = 0
+    for layer in network.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            k = int(np.prod(layer.kernel.shape))  # kh * kw * cin * cout
+            if isinstance(layer, keras.layers.Conv2DTranspose):
+                _, h, w, _ = layer.input.shape  # each input pixel is scattered through the kernel
+            else:
+                _, h, w, _ = layer.output.shape
+            total += 2 * k * h * w
+    return total
+
+
+def train_flops_per_image(model: GANomaly) -> int:
+    """Forward: GE + GD + E, D on real and fake; backward costs about twice the forward."""
+    forward = conv_flops(model.encoder) + conv_flops(model.decoder) + conv_flops(model.reencoder) \
+        + 2 * conv_flops(model.discriminator)
+    return 3 * forward
+
+
+def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        c = matmul(a, b)
+    c.numpy()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
+    from tfganomaly.data import ImageSpec, resize_images
+    from tfganomaly.data.idx import read_idx
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+    images = read_idx(os.path.join(root, "train-images-idx3-ubyte.gz"))[: batch * count]
+    images = resize_images(images, ImageSpec(isize, nc))
+    return [tf.constant(images[i * batch:(i + 1) * batch]) for i in range(count)]
+
+
+def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64) -> dict:
+    keras.mixed_precision.set_global_policy(setting.get("precision", "float32"))
+    try:
+        config = GANomalyConfig(isize=isize, nc=nc, batch_size=batch, **setting)
+        model = GANomaly(config)
+        model.compile()
+        batches = mnist_batches(isize, nc, batch, 8)
+        for b in batches[:3]:  # trace, compile, warm up
+            model.train_on_batch(b)
+        start = time.perf_counter()
+        for i in range(steps):
+            model.train_on_batch(batches[i % len(batches)])
+        seconds = time.perf_counter() - start
+        return {"images_per_s": steps * batch / seconds, "flops_per_image": train_flops_per_image(model)}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def inference_speed(isize: int, steps: int) -> dict:
+    """Keras batched and batch-1 throughput, then each TFLite mode at batch 1 on 1 thread."""
+    from tfganomaly.export.tflite import TFLiteScorer, build_scoring_model, convert, representative_images
+    from tfganomaly.scoring import calibrate
+    model = GANomaly(GANomalyConfig(isize=isize))
+    flat = tf.concat(mnist_batches(isize, 1, 64, 4), 0).numpy()
+    model.compile()
+    model.fit(flat, batch_size=64, epochs=1, verbose=0)
+    parts = model.score_components(flat)
+    model.calibration = calibrate(parts["latent"], parts["reconstruction"])
+    out = {}
+    model.score(flat[:64])
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.score(flat[:64])
+    out["keras batch 64"] = {"images_per_s": 64 * steps / (time.perf_counter() - start)}
+    model.score(flat[:1])
+    start = time.perf_counter()
+    for i in range(steps):
+        model.score(flat[i:i + 1])
+    out["keras batch 1"] = {"images_per_s": steps / (time.perf_counter() - start)}
+    rep = representative_images(flat[:200])
+    for mode in ("float32", "float16", "dynamic", "int8"):
+        content = convert(build_scoring_model(model), mode, rep)
+        _, ms = TFLiteScorer(content).score_all(flat[: max(steps, 100)])
+        out[f"tflite {mode} batch 1"] = {"images_per_s": 1000.0 / ms, "latency_ms": ms, "bytes": len(content)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
+    args = parser.parse_args()
+    peak = peak_gflops()
+    print(f"float32 matmul peak: {peak:.0f} GFLOP/s ({os.cpu_count()} CPUs, TF {tf.__version__})")
+    rows = []
+    for isize, nc in SHAPES:
+        for name, setting in SETTINGS.items():
+            r = train_speed(isize, nc, setting, args.steps)
+            gflops = r["images_per_s"] * r["flops_per_image"] / 1e9
+            rows.append({"shape": f"{isize}x{isize}x{nc}", "setting": name, **r, "gflops": gflops,
+                         "fraction_of_peak": gflops / peak})
+            print(f"train {isize}x{isize}x{nc} {name:20s} {r['images_per_s']:8.1f} img/s  "
+                  f"{r['flops_per_image'] / 1e6:7.1f} MFLOP/img  {gflops:6.1f} GFLOP/s ({gflops / peak:.0%} of peak)",
+                  flush=True)
+    inference = {}
+    for isize in (32, 64, 128):
+        inference[isize] = inference_speed(isize, args.steps)
+        for name, r in inference[isize].items():
+            extra = f"  {r['latency_ms']:.3f} ms  {r['bytes'] / 1024:.0f} KiB" if "bytes" in r else ""
+            print(f"inference {isize}x{isize}x1 {name:24s} {r['images_per_s']:8.1f} img/s{extra}", flush=True)
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (RSS) of this process: {peak_rss_mib:.0f} MiB")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"peak_gflops": peak, "train": rows, "inference_images_per_s": inference,
+                   "peak_rss_mib": peak_rss_mib, "steps": args.steps, "machine": platform.processor() or platform.machine(),
+                   "cpus": os.cpu_count(), "tensorflow": tf.__version__, "command": " ".join(sys.argv)}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
