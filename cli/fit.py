@@ -28,9 +28,14 @@ from .options import dataset_options, dataset_spec
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resize", type=click.Choice(["bilinear", "nearest", "bicubic", "area"]), default="bilinear",
               show_default=True)
-@click.option("--xla/--no-xla", default=False, show_default=True, help="Compile the train step with XLA.")
+@click.option("--xla/--no-xla", default=None, help="Compile the train step with XLA [default: on with a GPU].")
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
               default="float32", show_default=True)
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default",
+              show_default=True, help="tf.distribute strategy: mirrored = all local GPUs, multiworker reads TF_CONFIG.")
+@click.option("--sync-bn", is_flag=True, help="Synchronise BatchNorm statistics across replicas.")
+@click.option("--collective-timeout", type=click.FloatRange(1), default=60.0, show_default=True,
+              help="multiworker: seconds before a silent worker fails the run.")
 @click.option("--fpr", type=click.FloatRange(0, 1, max_open=True), default=0.01, show_default=True,
               help="Target false-positive rate on normals for the threshold.")
 @click.option("--score-mode", type=click.Choice(["latent", "reconstruction", "combined"]), default="latent",
@@ -40,12 +45,13 @@ from .options import dataset_options, dataset_spec
 @click.option("--name", default=None, help="Run directory name [default: a timestamp].")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue a killed run from its last checkpoint, with its own settings.")
-def command(resume, out, name, fpr, score_mode, xla, nc, **options):
+def command(resume, out, name, fpr, score_mode, xla, nc, strategy, sync_bn, collective_timeout, **options):
     """Train on normal images (default: the built-in digits, digit 0 as the anomaly)."""
     from tfganomaly.config import GANomalyConfig
     from tfganomaly.data import DatasetSpec
     from tfganomaly.runs import RUN_FILE, read_json
-    from tfganomaly.training import fit_run
+    from tfganomaly.distributed import make_strategy
+    from tfganomaly.training import auto_jit_compile, fit_run
 
     if resume:
         info = read_json(os.path.join(resume, RUN_FILE))
@@ -56,15 +62,19 @@ def command(resume, out, name, fpr, score_mode, xla, nc, **options):
             isize=options["isize"], nc=int(nc), nz=options["nz"], ngf=options["ngf"], ndf=options["ndf"],
             extra_layers=options["extra_layers"], w_adv=options["w_adv"], w_con=options["w_con"],
             w_enc=options["w_enc"], lr=options["lr"], beta1=options["beta1"], batch_size=options["batch_size"],
-            epochs=options["epochs"], seed=options["seed"], resize=options["resize"], jit_compile=xla,
-            precision=options["precision"])
+            epochs=options["epochs"], seed=options["seed"], resize=options["resize"],
+            jit_compile=auto_jit_compile() if xla is None else xla, precision=options["precision"],
+            sync_batchnorm=sync_bn)
         data = dataset_spec(**options)
     started = time.time()
     from tfganomaly.data import load_dataset
     splits = load_dataset(data)
     click.echo(splits.summary())
     result = fit_run(config, data, out=out, name=name, fpr=fpr, score_mode=score_mode, resume=resume,
-                     splits=splits)
+                     splits=splits, strategy=make_strategy(strategy, collective_timeout))
+    if result.run_dir is None:
+        click.echo("worker finished (only the chief writes the run directory)")
+        return
     elapsed = time.time() - started
     cal = result.model.calibration
     click.echo(f"threshold {cal.threshold:.6g} ({score_mode} score, {fpr:.1%} target FPR on "

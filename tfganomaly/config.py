@@ -38,6 +38,7 @@ class GANomalyConfig:
     d_reinit_threshold: float = 1e-5
     jit_compile: bool = False
     precision: str = "float32"
+    sync_batchnorm: bool = False
 
     def __post_init__(self):
         self.validate()

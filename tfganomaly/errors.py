@@ -32,3 +32,7 @@ class TrainingDiverged(TfganomalyError):
 
 class ExportError(TfganomalyError):
     """An export failed its conversion or accuracy check."""
+
+
+class WorkerLost(TfganomalyError):
+    """Another worker of a distributed run stopped answering."""

@@ -56,10 +56,11 @@ class GANomaly(keras.Model):
             config = GANomalyConfig.from_dict(config)
         self.config = config
         c = config
-        self.encoder = build_encoder(c.isize, c.nc, c.nz, c.ndf, c.extra_layers, name="encoder")
-        self.decoder = build_decoder(c.isize, c.nc, c.nz, c.ngf, c.extra_layers, name="decoder")
-        self.reencoder = build_encoder(c.isize, c.nc, c.nz, c.ndf, c.extra_layers, name="reencoder")
-        self.discriminator = build_discriminator(c.isize, c.nc, c.ndf, c.extra_layers)
+        sync = c.sync_batchnorm
+        self.encoder = build_encoder(c.isize, c.nc, c.nz, c.ndf, c.extra_layers, "encoder", sync)
+        self.decoder = build_decoder(c.isize, c.nc, c.nz, c.ngf, c.extra_layers, "decoder", sync)
+        self.reencoder = build_encoder(c.isize, c.nc, c.nz, c.ndf, c.extra_layers, "reencoder", sync)
+        self.discriminator = build_discriminator(c.isize, c.nc, c.ndf, c.extra_layers, "discriminator", sync)
         self.calibration = Calibration.from_dict(calibration) if calibration else None
         self._reinit_seed = keras.random.SeedGenerator(c.seed + 1)
         self.d_reinits = keras.Variable(0, dtype="int64", trainable=False, name="d_reinits")
@@ -75,6 +76,10 @@ class GANomaly(keras.Model):
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+        # Built now, not at the first step: replicas need their slots created in the strategy's
+        # scope, and a checkpoint restore then has concrete slots to fill.
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
         jit = c.jit_compile if jit_compile is None else jit_compile
         super().compile(jit_compile=bool(jit), **kwargs)
 
@@ -128,30 +133,40 @@ class GANomaly(keras.Model):
         return {"g_loss": g_loss, "adv_loss": adv, "con_loss": con, "enc_loss": enc, "d_loss": d_loss}
 
     def train_step(self, data):
+        """The model.fit driver: one device, Keras trackers."""
         images = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape(persistent=True) as tape:
-            losses = self.compute_losses(images, training=True)
-            g_loss = self._scale(self.g_optimizer, losses["g_loss"])
-            d_loss = self._scale(self.d_optimizer, losses["d_loss"])
-        # One forward pass serves both updates: G's gradients never reach D's weights and
-        # D's loss is differentiated only with respect to D, as in the reference code.
-        g_vars, d_vars = self.generator_variables, self.discriminator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
-        self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
-        del tape
-        self._reinit_discriminator_if_collapsed(losses["d_loss"])
+        losses = self.apply_step(images)
+        self.reinit_discriminator_if_collapsed(losses["d_loss"])
         for name, value in losses.items():
             self.trackers[name].update_state(value)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
         results["d_reinits"] = self.d_reinits.value
         return results
 
+    def apply_step(self, images, num_replicas: int = 1) -> dict:
+        """One update of G and D on a (per-replica) batch: the single definition of the step maths,
+        shared by train_step and the distributed loop. With replicas, each replica's mean loss is
+        divided by their number, so the summed gradients are those of the global-batch mean."""
+        with tf.GradientTape(persistent=True) as tape:
+            losses = self.compute_losses(images, training=True)
+            g_loss = self._scale(self.g_optimizer, losses["g_loss"] / num_replicas)
+            d_loss = self._scale(self.d_optimizer, losses["d_loss"] / num_replicas)
+        # One forward pass serves both updates: G's gradients never reach D's weights and
+        # D's loss is differentiated only with respect to D, as in the reference code.
+        g_vars, d_vars = self.generator_variables, self.discriminator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+        del tape
+        return losses
+
     @staticmethod
     def _scale(optimizer, loss):
         return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
 
-    def _reinit_discriminator_if_collapsed(self, d_loss):
-        """The reference re-draws D's weights when its loss falls below 1e-5 (D has won)."""
+    def reinit_discriminator_if_collapsed(self, d_loss):
+        """The reference re-draws D's weights when its loss falls below 1e-5 (D has won). With
+        replicas, call it once per step with the global mean loss, outside the replica context,
+        so every replica takes the same decision and receives the same new weights."""
         def reinit():
             for v in self.discriminator.weights:
                 v.assign(self._fresh_value(v))

@@ -20,10 +20,12 @@ def conv_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def batch_norm(name: str) -> layers.BatchNormalization:
+def batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
+    """synchronized=True computes batch statistics over all replicas (sync BN)."""
     return layers.BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
+        synchronized=synchronized,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
         name=name,
     )
@@ -34,35 +36,35 @@ def _conv(filters: int, kernel: int, strides: int, padding: str, name: str) -> l
                          kernel_initializer=conv_init(), name=name)
 
 
-def _encoder_trunk(x, isize: int, ndf: int, extra_layers: int, prefix: str):
+def _encoder_trunk(x, isize: int, ndf: int, extra_layers: int, prefix: str, sync_bn: bool = False):
     """Conv stack from isize down to 4x4; returns the last hidden feature map."""
     x = _conv(ndf, 4, 2, "same", f"{prefix}initial_conv")(x)
     x = layers.LeakyReLU(LEAKY_SLOPE, name=f"{prefix}initial_relu")(x)
     size, filters = isize // 2, ndf
     for i in range(extra_layers):
         x = _conv(filters, 3, 1, "same", f"{prefix}extra{i}_conv")(x)
-        x = batch_norm(f"{prefix}extra{i}_bn")(x)
+        x = batch_norm(f"{prefix}extra{i}_bn", sync_bn)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"{prefix}extra{i}_relu")(x)
     while size > 4:
         filters *= 2
         size //= 2
         x = _conv(filters, 4, 2, "same", f"{prefix}pyramid{filters}_conv")(x)
-        x = batch_norm(f"{prefix}pyramid{filters}_bn")(x)
+        x = batch_norm(f"{prefix}pyramid{filters}_bn", sync_bn)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"{prefix}pyramid{filters}_relu")(x)
     return x
 
 
 def build_encoder(isize: int, nc: int, nz: int, ndf: int, extra_layers: int = 0,
-                  name: str = "encoder") -> keras.Model:
+                  name: str = "encoder", sync_bn: bool = False) -> keras.Model:
     """Image (isize, isize, nc) in [-1, 1] -> latent (1, 1, nz)."""
     inputs = keras.Input((isize, isize, nc), name=f"{name}_image")
-    x = _encoder_trunk(inputs, isize, ndf, extra_layers, prefix="")
+    x = _encoder_trunk(inputs, isize, ndf, extra_layers, prefix="", sync_bn=sync_bn)
     latent = _conv(nz, 4, 1, "valid", "final_conv")(x)
     return keras.Model(inputs, latent, name=name)
 
 
 def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
-                  name: str = "decoder") -> keras.Model:
+                  name: str = "decoder", sync_bn: bool = False) -> keras.Model:
     """Latent (1, 1, nz) -> image (isize, isize, nc) in [-1, 1], the encoder's mirror image."""
     filters, size = ngf // 2, 4
     while size < isize:  # terminates for any isize: the config also insists on a power of two
@@ -71,7 +73,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
     inputs = keras.Input((1, 1, nz), name=f"{name}_latent")
     x = layers.Conv2DTranspose(filters, 4, strides=1, padding="valid", use_bias=False,
                                kernel_initializer=conv_init(), name="initial_deconv")(inputs)
-    x = batch_norm("initial_bn")(x)
+    x = batch_norm("initial_bn", sync_bn)(x)
     x = layers.ReLU(name="initial_relu")(x)
     size = 4
     while size < isize // 2:
@@ -79,11 +81,11 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         size *= 2
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=conv_init(), name=f"pyramid{filters}_deconv")(x)
-        x = batch_norm(f"pyramid{filters}_bn")(x)
+        x = batch_norm(f"pyramid{filters}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"pyramid{filters}_relu")(x)
     for i in range(extra_layers):
         x = _conv(filters, 3, 1, "same", f"extra{i}_conv")(x)
-        x = batch_norm(f"extra{i}_bn")(x)
+        x = batch_norm(f"extra{i}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"extra{i}_relu")(x)
     x = layers.Conv2DTranspose(nc, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=conv_init(), name="final_deconv")(x)
@@ -92,14 +94,14 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
 
 
 def build_discriminator(isize: int, nc: int, ndf: int, extra_layers: int = 0,
-                        name: str = "discriminator") -> keras.Model:
+                        name: str = "discriminator", sync_bn: bool = False) -> keras.Model:
     """Image -> (real/fake logit per image, last hidden features for feature matching).
 
     It returns a logit rather than the reference's sigmoid output: the BCE is then computed
     from logits, which is the same loss without the overflow at saturation.
     """
     inputs = keras.Input((isize, isize, nc), name=f"{name}_image")
-    features = _encoder_trunk(inputs, isize, ndf, extra_layers, prefix="")
+    features = _encoder_trunk(inputs, isize, ndf, extra_layers, prefix="", sync_bn=sync_bn)
     logit = _conv(1, 4, 1, "valid", "classifier_conv")(features)
     logit = layers.Reshape((1,), dtype="float32", name="logit")(logit)
     return keras.Model(inputs, [logit, features], name=name)

@@ -6,6 +6,9 @@ import dataclasses
 import math
 import os
 import platform
+import shutil
+import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -15,6 +18,7 @@ from . import __version__
 from .config import GANomalyConfig
 from .data import DataError, DatasetSpec, ImageSpec, load_dataset
 from .data.splits import DataSplits
+from .distributed import distributed_fit, is_chief, is_default, make_strategy
 from .errors import TrainingDiverged
 from .model import GANomaly
 from .runs import METRICS_FILE, MODEL_FILE, RUN_FILE, RUN_FORMAT, new_run_dir, read_json, save_model, write_json
@@ -77,6 +81,24 @@ def set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
+def inference_copy(model: GANomaly, strategy: tf.distribute.Strategy) -> GANomaly:
+    """Mixed precision and replicas are for training only: scoring, calibration, the saved model
+    and the export use a plain float32 copy, so a bfloat16-trained model keeps full precision."""
+    if model.config.precision == "float32" and is_default(strategy):
+        return model
+    set_precision("float32")
+    with tf.distribute.get_strategy().scope():
+        copy = GANomaly(model.config)
+    copy.set_weights(model.get_weights())
+    copy.compile()
+    return copy
+
+
+def auto_jit_compile() -> bool:
+    """XLA where it helps: on GPUs. On CPUs it measured slower than oneDNN here (benchmarks/speed.py)."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def train_dataset(splits: DataSplits, config: GANomalyConfig) -> tf.data.Dataset:
     n = len(splits.train)
     if n == 0:
@@ -96,27 +118,41 @@ def evaluate_clean(model: GANomaly, splits: DataSplits, config: GANomalyConfig) 
 
 def fit_run(config: GANomalyConfig, data: DatasetSpec, out: str = "runs", name: str | None = None,
             fpr: float = 0.01, score_mode: str = "latent", verbose="auto", resume: str | None = None,
-            splits: DataSplits | None = None) -> FitResult:
-    """Train on the normal images, calibrate on the validation normals, save everything atomically."""
+            splits: DataSplits | None = None, strategy="default") -> FitResult:
+    """Train on the normal images, calibrate on the validation normals, save everything atomically.
+
+    strategy: "default", "mirrored", "multiworker", "tpu" or a tf.distribute.Strategy. Under
+    multiworker only the chief writes the run directory; the other workers use a temporary one."""
     keras.utils.set_random_seed(config.seed)
     set_precision(config.precision)
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    chief = is_chief(strategy)
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
     try:
         splits = splits or load_dataset(data)
-        run_dir = resume or new_run_dir(out, name)
-        model = GANomaly(config)
-        model.compile()
-        checkpoint = EpochCheckpoint(model, os.path.join(run_dir, CHECKPOINT_DIR))
+        run_dir = resume or (new_run_dir(out, name) if chief else tempfile.mkdtemp(prefix="tfgan-worker-"))
+        with strategy.scope():
+            model = GANomaly(config)
+            model.compile()
+            checkpoint = EpochCheckpoint(model, os.path.join(run_dir, CHECKPOINT_DIR))
         history = read_json(os.path.join(run_dir, METRICS_FILE)).get("history", {}) if resume else {}
         initial_epoch = checkpoint.restore() if resume else 0
         if resume:
             history = {k: v[:initial_epoch] for k, v in history.items()}
         _write_run_file(run_dir, config, data, splits, model, fpr, score_mode, status="training")
-        callbacks = [DivergenceGuard(checkpoint.manager.directory), checkpoint,
+        callbacks = [DivergenceGuard(checkpoint.manager.directory), checkpoint, DiscriminatorWatch(),
                      keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
                      _HistoryWriter(run_dir, history)]
-        if initial_epoch < config.epochs:
+        if initial_epoch < config.epochs and is_default(strategy):
             model.fit(train_dataset(splits, config), epochs=config.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=verbose, shuffle=False)
+        elif initial_epoch < config.epochs:
+            distributed_fit(model, train_dataset(splits, config), config.epochs, strategy, callbacks,
+                            initial_epoch=initial_epoch, verbose=verbose)
+        model = inference_copy(model, strategy)
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return FitResult(None, model, {"history": callbacks[-1].history}, splits)
         spec = ImageSpec.of(config)
         model.calibrate(splits.validation.dataset(spec, config.batch_size), fpr=fpr, score_mode=score_mode)
         test = evaluate_clean(model, splits, config)
@@ -132,6 +168,23 @@ def fit_run(config: GANomalyConfig, data: DatasetSpec, out: str = "runs", name: 
         return FitResult(run_dir, model, metrics, splits)
     finally:
         set_precision("float32")
+
+
+class DiscriminatorWatch(keras.callbacks.Callback):
+    """Report discriminator collapses: the reference re-initialises D silently, which hides a
+    training problem when it happens every few steps."""
+
+    def __init__(self, warn_per_epoch: int = 10):
+        super().__init__()
+        self.warn_per_epoch = warn_per_epoch
+        self.seen = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        total = int(self.model.d_reinits.numpy())
+        new, self.seen = total - self.seen, total
+        if new:
+            print(f"discriminator re-initialised {new} time(s) in epoch {epoch + 1} ({total} in all)"
+                  + ("; it keeps collapsing: try a lower --lr or a larger --w-adv" if new >= self.warn_per_epoch else ""))
 
 
 class _HistoryWriter(keras.callbacks.Callback):
