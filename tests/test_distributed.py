@@ -21,11 +21,13 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tfganomaly.config import GANomalyConfig
 from tfganomaly.data import DatasetSpec
 from tfganomaly.training import fit_run
+config = GANomalyConfig(epochs=6, ngf=32, ndf=32)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-r = fit_run(GANomalyConfig(epochs=5), DatasetSpec(max_train=768), out=sys.argv[1], name="m", verbose=0,
-            strategy=strategy)
+default = fit_run(config, DatasetSpec(), out=sys.argv[1], name="d", verbose=0)
+r = fit_run(config, DatasetSpec(), out=sys.argv[1], name="m", verbose=0, strategy=strategy)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "auroc": r.metrics["test_auroc"],
-                  "history": r.metrics["history"]}))
+                  "default_auroc": default.metrics["test_auroc"], "history": r.metrics["history"],
+                  "default_history": default.metrics["history"]}))
 """
 
 
@@ -35,10 +37,11 @@ def test_mirrored_two_logical_cpus(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
-    assert set(out["history"]) >= {"g_loss", "adv_loss", "con_loss", "enc_loss", "d_loss", "d_reinits"}
-    assert all(len(v) == 5 for v in out["history"].values())
+    assert set(out["history"]) == set(out["default_history"])  # the same losses, the same shape
+    assert all(len(v) == 6 for v in out["history"].values())
     assert out["history"]["g_loss"][-1] < out["history"]["g_loss"][0]
-    assert out["auroc"] > 0.8  # the default strategy at this budget measured 0.9-0.97
+    # same global batch and budget: measured 0.9838 (default) and 0.9844 (mirrored)
+    assert out["default_auroc"] > 0.9 and abs(out["auroc"] - out["default_auroc"]) < 0.05
     assert load_run(str(tmp_path / "m")).model.calibration is not None
 
 
