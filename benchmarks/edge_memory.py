@@ -1,6 +1,6 @@
 """Memory of the device script over many frames: it must stay flat on a camera that runs for months.
 
-    python benchmarks/edge_memory.py MODEL.tflite FRAME_DIR [--frames 10000]
+    python benchmarks/edge_memory.py MODEL.tflite FRAME_DIR [--frames-total 10000]
 
 Runs edge_infer's own code path (decode, resize, interpreter) frame after frame, cycling through
 the images in FRAME_DIR, and prints the resident memory every 1,000 frames.
@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
     parser.add_argument("frames")
-    parser.add_argument("--frames-count", "--frames-total", dest="total", type=int, default=10_000)
+    parser.add_argument("--frames-total", dest="total", type=int, default=10_000)
     args = parser.parse_args()
     model = edge_infer.EdgeModel(args.model)
     paths = edge_infer.list_frames([args.frames])

@@ -4,6 +4,8 @@
 
 Training: images/s of the real train_step (float32, XLA, mixed bfloat16) on real MNIST batches.
 Inference: images/s of Keras (batched, batch 1) and of each TFLite mode (batch 1, 1 thread).
+With torch installed, the reference step (benchmarks/reference_torch.py) is measured in the same
+run, before and after ours, on the same MNIST batches.
 FLOPs per training image are counted from the model's conv layers; the machine's float32 peak is
 measured in the same run with a large matrix product.
 """
@@ -122,6 +124,17 @@ def inference_speed(isize: int, steps: int) -> dict:
     return out
 
 
+def reference_speed(steps: int) -> list:
+    """The PyTorch reference step on the same MNIST batches, if torch is installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch not installed: no reference figure (pip install torch==2.13.0)")
+        return []
+    from reference_torch import reference_images_per_s
+    return [reference_images_per_s([b.numpy() for b in mnist_batches(32, 1, 64, 8)], steps)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -129,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     peak = peak_gflops()
     print(f"float32 matmul peak: {peak:.0f} GFLOP/s ({os.cpu_count()} CPUs, TF {tf.__version__})")
+    reference = reference_speed(args.steps)
     rows = []
     for isize, nc in SHAPES:
         for name, setting in SETTINGS.items():
@@ -139,6 +153,15 @@ def main() -> None:
             print(f"train {isize}x{isize}x{nc} {name:20s} {r['images_per_s']:8.1f} img/s  "
                   f"{r['flops_per_image'] / 1e6:7.1f} MFLOP/img  {gflops:6.1f} GFLOP/s ({gflops / peak:.0%} of peak)",
                   flush=True)
+    if reference:
+        reference.append(reference_speed(args.steps)[0])  # again after ours: the machine drifts
+        ref = float(np.mean(reference))
+        print(f"reference (PyTorch re-implementation, 4 D passes) 32x32x1: {', '.join(f'{r:.1f}' for r in reference)}"
+              f" img/s, mean {ref:.1f}")
+        for row in rows:
+            if row["shape"] == "32x32x1":
+                row["vs_reference"] = row["images_per_s"] / ref
+                print(f"  {row['setting']:20s} {row['vs_reference']:.2f}x the reference")
     inference = {}
     for isize in (32, 64, 128):
         inference[isize] = inference_speed(isize, args.steps)
@@ -149,7 +172,7 @@ def main() -> None:
     print(f"peak memory (RSS) of this process: {peak_rss_mib:.0f} MiB")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"peak_gflops": peak, "train": rows, "inference_images_per_s": inference,
+        json.dump({"peak_gflops": peak, "train": rows, "reference_images_per_s": reference, "inference_images_per_s": inference,
                    "peak_rss_mib": peak_rss_mib, "steps": args.steps, "machine": platform.processor() or platform.machine(),
                    "cpus": os.cpu_count(), "tensorflow": tf.__version__, "command": " ".join(sys.argv)}, f, indent=2)
 

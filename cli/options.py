@@ -11,8 +11,9 @@ def dataset_options(func):
     """--dataset and friends: which data, and how it is split."""
     options = [
         click.option("--dataset", default=None, help=f"Data source: {DATASET_HELP}."),
-        click.option("--data-dir", type=click.Path(exists=True), default=None,
-                     help="Directory (idx files, image folder, TFDS data) or .npz file."),
+        click.option("--data-dir", type=click.Path(), default=None,
+                     help="Directory (idx files, image folder, TFDS data) or .npz file. For TFDS with "
+                          "--manual-dir it may be new: the dataset is prepared into it."),
         click.option("--manual-dir", type=click.Path(exists=True, file_okay=False), default=None,
                      help="TFDS only: prepare the dataset offline from the files in this directory."),
         click.option("--protocol", type=click.Choice(["paper", "given"]), default=None,

@@ -10,6 +10,8 @@ function failed int8 calibration here ("READ_VARIABLE ... variable != nullptr").
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import platform
 import time
@@ -89,7 +91,8 @@ def convert(scoring_model: keras.Model, quantize: str, representative: np.ndarra
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
     try:
-        return converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras's export prints its signature dump
+            return converter.convert()
     except Exception as e:  # the converter raises many types; its first line says which op failed
         raise ExportError(f"TFLite conversion ({quantize}) failed: {str(e).strip().splitlines()[0]}") from None
 

@@ -97,3 +97,21 @@ def test_killed_worker_fails_the_others_clearly(tmp_path):
             p.kill()
     assert chief.returncode == 2, err[-3000:]
     assert "worker stopped answering" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_builds_and_runs_on_cpu(tmp_path, precision):
+    """The GPU settings (float16 with loss scaling, bfloat16) run here; the result is a float32 model."""
+    import keras
+
+    from tfganomaly.config import GANomalyConfig
+    from tfganomaly.data import DatasetSpec
+    from tfganomaly.training import fit_run
+    config = GANomalyConfig(isize=16, ngf=8, ndf=8, nz=8, epochs=1, precision=precision)
+    result = fit_run(config, DatasetSpec(max_train=128), out=str(tmp_path), name="p", verbose=0)
+    assert all(np.isfinite(v).all() for v in result.metrics["history"].values())
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert result.model.encoder.layers[1].compute_dtype == "float32"
+    loaded = load_run(str(tmp_path / "p")).model
+    assert loaded.encoder.layers[1].compute_dtype == "float32"
+    assert np.isfinite(loaded.score(np.zeros((2, 16, 16, 1), np.uint8))).all()

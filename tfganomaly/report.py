@@ -35,9 +35,11 @@ def _rgb(images: np.ndarray) -> np.ndarray:
 
 
 def comparison_grid(images: np.ndarray, reconstructions: np.ndarray, maps: np.ndarray,
-                    pad: int = 2) -> np.ndarray:
-    """One row per image: input | reconstruction | anomaly map, as a uint8 RGB array."""
-    rows = [np.concatenate([_rgb(x), _rgb(r), h], axis=1)
+                    pad: int = 2, min_cell: int = 96) -> np.ndarray:
+    """One row per image: input | reconstruction | anomaly map, as a uint8 RGB array. Small
+    images are enlarged (nearest neighbour) to at least min_cell pixels so defects are visible."""
+    scale = max(1, min_cell // images.shape[1])
+    rows = [np.concatenate([_rgb(x), _rgb(r), h], axis=1).repeat(scale, axis=0).repeat(scale, axis=1)
             for x, r, h in zip(images, reconstructions, heatmap(maps))]
     rows = [np.pad(row, ((pad, pad), (pad, pad), (0, 0)), constant_values=255) for row in rows]
     return np.concatenate(rows, axis=0) if rows else np.zeros((1, 1, 3), np.uint8)
