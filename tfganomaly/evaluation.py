@@ -76,14 +76,9 @@ def pixel_auroc(model, test: ImageSet, images: np.ndarray, spec: ImageSpec) -> f
         return None
 
 
-def evaluate_model(model, test: ImageSet, spec: ImageSpec, protocol: str = "clean",
-                   with_pixels: bool = False) -> dict:
-    """Metrics dict for one protocol; the clean protocol adds threshold metrics and per-defect AUROC."""
-    return evaluate(model, test, spec, protocol, with_pixels).metrics
-
-
 def evaluate(model, test: ImageSet, spec: ImageSpec, protocol: str = "clean",
              with_pixels: bool = False) -> Evaluation:
+    """Scores and metrics for one protocol; clean adds threshold metrics and per-defect AUROC."""
     result = score_test_set(model, test, spec, protocol)
     labels, scores = result.labels, result.scores
     if protocol == "clean":

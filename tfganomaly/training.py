@@ -109,11 +109,11 @@ def train_dataset(splits: DataSplits, config: GANomalyConfig) -> tf.data.Dataset
 
 def evaluate_clean(model: GANomaly, splits: DataSplits, config: GANomalyConfig) -> dict | None:
     """Test AUROC with BatchNorm in inference mode and the validation calibration (no test labels used)."""
-    from .evaluation import evaluate_model
+    from .evaluation import evaluate
     labels = splits.test.labels
     if len(labels) == 0 or len(np.unique(labels)) < 2:
         return None
-    return evaluate_model(model, splits.test, ImageSpec.of(config), protocol="clean")
+    return evaluate(model, splits.test, ImageSpec.of(config), protocol="clean").metrics
 
 
 def fit_run(config: GANomalyConfig, data: DatasetSpec, out: str = "runs", name: str | None = None,

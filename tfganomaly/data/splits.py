@@ -60,10 +60,6 @@ class ImageSet:
             labels=np.concatenate([a.labels, b.labels]), classes=np.concatenate([a.classes, b.classes]),
             defect_types=a.defect_types + b.defect_types, mask_paths=a.mask_paths + b.mask_paths)
 
-    def names(self) -> list[str]:
-        """A printable identity per image: its path, or its index in an array source."""
-        return list(self.paths) if self.paths is not None else [f"#{i}" for i in range(len(self))]
-
     def check_files(self, skip_bad: bool = False) -> "ImageSet":
         """Header-check every file: a bad one raises (naming it) or, with skip_bad, is dropped."""
         if self.paths is None:
