@@ -43,9 +43,11 @@ from .options import dataset_options, dataset_spec
 @click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Parent directory of run directories.")
 @click.option("--name", default=None, help="Run directory name [default: a timestamp].")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None,
+              help="Also checkpoint every N training steps (always: every epoch).")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue a killed run from its last checkpoint, with its own settings.")
-def command(resume, out, name, fpr, score_mode, xla, nc, strategy, sync_bn, collective_timeout, **options):
+def command(resume, checkpoint_every, out, name, fpr, score_mode, xla, nc, strategy, sync_bn, collective_timeout, **options):
     """Train on normal images (default: the built-in digits, digit 0 as the anomaly)."""
     from tfganomaly.config import GANomalyConfig
     from tfganomaly.data import DatasetSpec
@@ -71,7 +73,8 @@ def command(resume, out, name, fpr, score_mode, xla, nc, strategy, sync_bn, coll
     splits = load_dataset(data)
     click.echo(splits.summary())
     result = fit_run(config, data, out=out, name=name, fpr=fpr, score_mode=score_mode, resume=resume,
-                     splits=splits, strategy=make_strategy(strategy, collective_timeout))
+                     splits=splits, strategy=make_strategy(strategy, collective_timeout),
+                     checkpoint_every=checkpoint_every)
     if result.run_dir is None:
         click.echo("worker finished (only the chief writes the run directory)")
         return

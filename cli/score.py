@@ -15,8 +15,10 @@ MAP_SCALE = 0.5  # fixed, so a clean part looks dark and a defect bright on its 
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--maps", "maps_dir", type=click.Path(file_okay=False), default=None,
               help="Also write each image's anomaly map as a PNG heatmap here.")
+@click.option("--smooth", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Gaussian smoothing of the maps, in pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-def command(run_dir, inputs, maps_dir, batch_size):
+def command(run_dir, inputs, maps_dir, smooth, batch_size):
     """Score single images or directories with a calibrated run; verdicts need no test set."""
     from tfganomaly.data import ImageSpec, list_images, load_images
     from tfganomaly.errors import DataError
@@ -37,7 +39,7 @@ def command(run_dir, inputs, maps_dir, batch_size):
     if len(kept):
         verdicts = model.verdicts(images, batch_size)
         scores, normalized, labels = verdicts["score"], verdicts["normalized_score"], verdicts["label"]
-        maps = model.anomaly_maps(images, batch_size) if maps_dir else None
+        maps = model.anomaly_maps(images, batch_size, sigma=smooth) if maps_dir else None
         for i, path in enumerate(kept):
             click.echo(json.dumps({"path": path, "score": float(scores[i]),
                                    "normalized_score": float(normalized[i]), "label": int(labels[i])}))

@@ -111,3 +111,12 @@ def test_run_directory_contents(digits_run):
     names = set(os.listdir(digits_run.run_dir))
     assert {"model.keras", "run.json", "metrics.json", "logs", "checkpoints"} <= names
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
+
+
+def test_smoothed_maps_keep_shape_and_lower_noise(digits_run, digits_test_images):
+    images, _ = digits_test_images
+    raw = digits_run.model.anomaly_maps(images[:4])
+    smooth = digits_run.model.anomaly_maps(images[:4], sigma=1.5)
+    assert smooth.shape == raw.shape == (4, 32, 32)
+    assert smooth.std() < raw.std()
+    np.testing.assert_allclose(smooth.mean(), raw.mean(), rtol=0.05)

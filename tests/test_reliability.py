@@ -49,3 +49,13 @@ def test_resume_continues_to_the_same_epoch_count(tmp_path):
     history = resumed.metrics["history"]["g_loss"]
     assert len(history) == 3 and np.isfinite(history).all()
     assert history[0] == pytest.approx(first.metrics["history"]["g_loss"][0])
+
+
+def test_step_checkpoints_are_written(tmp_path):
+    config = GANomalyConfig(isize=16, ngf=8, ndf=8, nz=8, epochs=1, batch_size=32)
+    result = fit_run(config, DatasetSpec(max_train=192), out=str(tmp_path), name="c", verbose=0, checkpoint_every=2)
+    import tensorflow as tf
+    state = tf.train.get_checkpoint_state(os.path.join(result.run_dir, "checkpoints"))
+    # 6 steps: step checkpoints at 2, 4, 6 and one at the epoch's end, the last 2 kept
+    assert state.model_checkpoint_path.endswith("-4")
+    assert len(state.all_model_checkpoint_paths) == 2

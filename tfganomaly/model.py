@@ -266,9 +266,14 @@ class GANomaly(keras.Model):
     def threshold_(self) -> float:
         return self._calibrated().threshold
 
-    def anomaly_maps(self, images, batch_size: int = 64) -> np.ndarray:
-        """Per-pixel |x - G(x)| in [0, 1], shape (N, isize, isize): where the defect is."""
-        return self.score_components(images, batch_size, keep=("map",))["map"]
+    def anomaly_maps(self, images, batch_size: int = 64, sigma: float = 0.0) -> np.ndarray:
+        """Per-pixel |x - G(x)| in [0, 1], shape (N, isize, isize): where the defect is.
+        sigma > 0 smooths each map with a Gaussian (in pixels), which suppresses texture noise."""
+        maps = self.score_components(images, batch_size, keep=("map",))["map"]
+        if sigma > 0:
+            from scipy.ndimage import gaussian_filter
+            maps = gaussian_filter(maps, sigma=(0, sigma, sigma), mode="nearest")
+        return maps
 
     def reconstruct(self, images, batch_size: int = 64) -> np.ndarray:
         """G(x) as uint8 images, for looking at what the model thinks a normal part is."""

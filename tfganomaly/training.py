@@ -56,10 +56,14 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Model, both optimizers and the epoch counter, every epoch, for `tfgan fit --resume`."""
+    """Model, both optimizers and the count of finished epochs, every epoch and optionally every
+    `every_steps` steps, for `tfgan fit --resume` (which restarts an interrupted epoch from the
+    weights of its last step checkpoint)."""
 
-    def __init__(self, model: GANomaly, directory: str):
+    def __init__(self, model: GANomaly, directory: str, every_steps: int | None = None):
         super().__init__()
+        self.every_steps = every_steps
+        self.steps = 0
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer,
                                               d_optimizer=model.d_optimizer, epoch=self.epoch)
@@ -72,9 +76,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         return int(self.epoch.numpy())
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.every_steps and self.steps % self.every_steps == 0:
+            self.manager.save()
+
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.manager.save()
 
 
 def set_precision(precision: str) -> None:
@@ -118,7 +127,8 @@ def evaluate_clean(model: GANomaly, splits: DataSplits, config: GANomalyConfig) 
 
 def fit_run(config: GANomalyConfig, data: DatasetSpec, out: str = "runs", name: str | None = None,
             fpr: float = 0.01, score_mode: str = "latent", verbose="auto", resume: str | None = None,
-            splits: DataSplits | None = None, strategy="default") -> FitResult:
+            splits: DataSplits | None = None, strategy="default",
+            checkpoint_every: int | None = None) -> FitResult:
     """Train on the normal images, calibrate on the validation normals, save everything atomically.
 
     strategy: "default", "mirrored", "multiworker", "tpu" or a tf.distribute.Strategy. Under
@@ -134,7 +144,7 @@ def fit_run(config: GANomalyConfig, data: DatasetSpec, out: str = "runs", name: 
         with strategy.scope():
             model = GANomaly(config)
             model.compile()
-            checkpoint = EpochCheckpoint(model, os.path.join(run_dir, CHECKPOINT_DIR))
+            checkpoint = EpochCheckpoint(model, os.path.join(run_dir, CHECKPOINT_DIR), checkpoint_every)
         history = read_json(os.path.join(run_dir, METRICS_FILE)).get("history", {}) if resume else {}
         initial_epoch = checkpoint.restore() if resume else 0
         if resume:
