@@ -87,24 +87,26 @@ def distributed_fit(model, dataset: tf.data.Dataset, epochs: int, strategy: tf.d
                                                  verbose=verbose, epochs=epochs, steps=steps)
     callback_list.on_train_begin()
     distributed = distribute(dataset, strategy)
-    for epoch in range(initial_epoch, epochs):
-        callback_list.on_epoch_begin(epoch)
-        totals, count = {}, 0
-        for i, batch in enumerate(distributed):
-            callback_list.on_train_batch_begin(i)
-            try:
+    position = {"epoch": initial_epoch, "step": 0}
+    try:
+        for epoch in range(initial_epoch, epochs):
+            position.update(epoch=epoch, step=0)
+            callback_list.on_epoch_begin(epoch)
+            totals, count = {}, 0
+            for i, batch in enumerate(distributed):
+                position["step"] = i
+                callback_list.on_train_batch_begin(i)
                 losses = step(batch)
-            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                    tf.errors.CancelledError) as e:
-                raise WorkerLost(
-                    f"a worker stopped answering in epoch {epoch + 1}, step {i + 1} "
-                    f"({type(e).__name__}); restart all workers with --resume RUN_DIR") from None
-            count += 1
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-            logs = {k: v / count for k, v in totals.items()}
-            callback_list.on_train_batch_end(i, logs)
-        logs = {k: v / max(count, 1) for k, v in totals.items()}
-        logs["d_reinits"] = float(np.asarray(model.d_reinits.numpy()))
-        callback_list.on_epoch_end(epoch, logs)
+                count += 1
+                for k, v in losses.items():  # reading the values is where a peer's failure surfaces
+                    totals[k] = totals.get(k, 0.0) + float(v)
+                callback_list.on_train_batch_end(i, {k: v / count for k, v in totals.items()})
+            logs = {k: v / max(count, 1) for k, v in totals.items()}
+            logs["d_reinits"] = float(np.asarray(model.d_reinits.numpy()))
+            callback_list.on_epoch_end(epoch, logs)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.AbortedError) as e:
+        raise WorkerLost(
+            f"a worker stopped answering in epoch {position['epoch'] + 1}, step {position['step'] + 1} "
+            f"({type(e).__name__}); restart all workers with --resume RUN_DIR") from None
     callback_list.on_train_end()
