@@ -36,8 +36,9 @@ class Evaluation:
     images: np.ndarray
 
 
-def score_test_set(model, test: ImageSet, spec: ImageSpec, protocol: str = "clean") -> Evaluation:
-    images = test.load(spec)
+def score_test_set(model, test: ImageSet, spec: ImageSpec, protocol: str = "clean",
+                   images: np.ndarray | None = None) -> Evaluation:
+    images = test.load(spec) if images is None else images
     cal = model.calibration
     if protocol == "clean":
         parts = model.score_components(images)
@@ -77,9 +78,10 @@ def pixel_auroc(model, test: ImageSet, images: np.ndarray, spec: ImageSpec) -> f
 
 
 def evaluate(model, test: ImageSet, spec: ImageSpec, protocol: str = "clean",
-             with_pixels: bool = False) -> Evaluation:
-    """Scores and metrics for one protocol; clean adds threshold metrics and per-defect AUROC."""
-    result = score_test_set(model, test, spec, protocol)
+             with_pixels: bool = False, images: np.ndarray | None = None) -> Evaluation:
+    """Scores and metrics for one protocol; clean adds threshold metrics and per-defect AUROC.
+    Pass the already-loaded test images to avoid decoding them again."""
+    result = score_test_set(model, test, spec, protocol, images)
     labels, scores = result.labels, result.scores
     if protocol == "clean":
         metrics = detection_metrics(labels, scores, model.calibration.threshold)
@@ -105,7 +107,7 @@ def evaluate_run(run, splits=None, out_dir: str | None = None) -> dict:
     if model.calibration is None:
         raise MetricError(f"the model in {run.path} has no calibration; it was not saved by `tfgan fit`")
     clean = evaluate(model, splits.test, spec, "clean", with_pixels=True)
-    reference = evaluate(model, splits.test, spec, "reference")
+    reference = evaluate(model, splits.test, spec, "reference", images=clean.images)
     out_dir = out_dir or os.path.join(run.path, "eval")
     os.makedirs(out_dir, exist_ok=True)
     pictures = [os.path.join(out_dir, "extremes.png")]
