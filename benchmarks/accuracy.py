@@ -32,11 +32,11 @@ def one_run(dataset: str, anomaly_class, seed: int, args) -> dict:
     if dataset == "magnetic_tile":
         data = DatasetSpec(dataset="folder", data_dir=os.path.join(SHARED, "magnetic_tile"), seed=seed,
                            max_train=args.max_train)
-        config = GANomalyConfig(isize=64, epochs=args.epochs, seed=seed)
+        config = GANomalyConfig(isize=64, epochs=args.epochs, seed=seed, precision=args.precision)
     else:
         data = DatasetSpec(dataset=dataset, data_dir=os.path.join(SHARED, dataset), protocol="paper",
                            anomaly_class=(str(anomaly_class),), seed=seed, max_train=args.max_train)
-        config = GANomalyConfig(isize=32, epochs=args.epochs, seed=seed)
+        config = GANomalyConfig(isize=32, epochs=args.epochs, seed=seed, precision=args.precision)
     started = time.time()
     with tempfile.TemporaryDirectory() as out:
         result = fit_run(config, data, out=out, verbose=0)
@@ -73,9 +73,10 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-train", type=int, default=None)
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"], default="float32")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy"))
     args = parser.parse_args()
-    budget = {"epochs": args.epochs, "max_train": args.max_train, "seeds": args.seeds,
+    budget = {"epochs": args.epochs, "max_train": args.max_train, "seeds": args.seeds, "precision": args.precision,
               "classes": args.classes, "command": " ".join(["python"] + sys.argv)}
     rows = []
     for dataset in args.datasets:

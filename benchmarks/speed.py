@@ -13,6 +13,7 @@ measured in the same run with a large matrix product.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -27,17 +28,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfganomaly.config import GANomalyConfig  # noqa: E402
+from tfganomaly.convolution import stock_kernels  # noqa: E402
 from tfganomaly.model import GANomaly  # noqa: E402
 
 SETTINGS = {"float32": {}, "float32+xla": {"jit_compile": True},
             "mixed_bfloat16": {"precision": "mixed_bfloat16"},
+            "float32 stock-kernels": {"stock_kernels": True},
+            "mixed_bfloat16 stock-kernels": {"precision": "mixed_bfloat16", "stock_kernels": True},
             "mixed_bfloat16+xla": {"precision": "mixed_bfloat16", "jit_compile": True}}
 SHAPES = [(32, 1), (32, 3), (64, 3)]
 
 
-def conv_flops(network: keras.Model) -> int:
-    """Forward multiply-adds x 2 of every Conv2D / Conv2DTranspose in a functional model."""
-    total = 0
+def conv_flops(network: keras.Model) -> dict:
+    """Forward multiply-adds x 2 of every Conv2D / Conv2DTranspose in a functional model, by layer."""
+    flops = {}
     for layer in network.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
             k = int(np.prod(layer.kernel.shape))  # kh * kw * cin * cout
@@ -45,15 +49,26 @@ def conv_flops(network: keras.Model) -> int:
                 _, h, w, _ = layer.input.shape  # each input pixel is scattered through the kernel
             else:
                 _, h, w, _ = layer.output.shape
-            total += 2 * k * h * w
-    return total
+            flops[layer.name] = 2 * k * h * w
+    return flops
 
 
 def train_flops_per_image(model: GANomaly) -> int:
-    """Forward: GE + GD + E, D on real and fake; backward costs about twice the forward."""
-    forward = conv_flops(model.encoder) + conv_flops(model.decoder) + conv_flops(model.reencoder) \
-        + 2 * conv_flops(model.discriminator)
-    return 3 * forward
+    """The convolution FLOPs one training step executes per image (each backward product costs
+    what its forward does):
+    - forward: GE, GD, E, and D on x and on G(x);
+    - G's loss: input and weight gradients through E, GD and GE (no input gradient for x), and
+      input gradients through D's feature trunk on G(x) (feature matching);
+    - D's loss: weight gradients of D on x and on G(x), with the input gradients above D's first layer.
+    """
+    g = sum(sum(conv_flops(n).values()) for n in (model.encoder, model.decoder, model.reencoder))
+    d_layers = conv_flops(model.discriminator)
+    d = sum(d_layers.values())
+    first_g, first_d = conv_flops(model.encoder)["initial_conv"], d_layers["initial_conv"]
+    forward = g + 2 * d
+    generator_backward = 2 * g - first_g + (d - d_layers["classifier_conv"])
+    discriminator_backward = 2 * (d + d - first_d)
+    return forward + generator_backward + discriminator_backward
 
 
 def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -78,18 +93,21 @@ def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
 
 
 def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64) -> dict:
+    """stock_kernels: the stock Keras convolutions, without the levers of tfganomaly/convolution.py."""
+    setting = dict(setting)
+    lever = stock_kernels() if setting.pop("stock_kernels", False) else contextlib.nullcontext()
     keras.mixed_precision.set_global_policy(setting.get("precision", "float32"))
     try:
-        config = GANomalyConfig(isize=isize, nc=nc, batch_size=batch, **setting)
-        model = GANomaly(config)
-        model.compile()
-        batches = mnist_batches(isize, nc, batch, 8)
-        for b in batches[:3]:  # trace, compile, warm up
-            model.train_on_batch(b)
-        start = time.perf_counter()
-        for i in range(steps):
-            model.train_on_batch(batches[i % len(batches)])
-        seconds = time.perf_counter() - start
+        with lever:
+            model = GANomaly(GANomalyConfig(isize=isize, nc=nc, batch_size=batch, **setting))
+            model.compile()
+            batches = mnist_batches(isize, nc, batch, 8)
+            for b in batches[:3]:  # trace, compile, warm up
+                model.train_on_batch(b)
+            start = time.perf_counter()
+            for i in range(steps):
+                model.train_on_batch(batches[i % len(batches)])
+            seconds = time.perf_counter() - start
         return {"images_per_s": steps * batch / seconds, "flops_per_image": train_flops_per_image(model)}
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -29,8 +29,9 @@ from .options import dataset_options, dataset_spec
 @click.option("--resize", type=click.Choice(["bilinear", "nearest", "bicubic", "area"]), default="bilinear",
               show_default=True)
 @click.option("--xla/--no-xla", default=None, help="Compile the train step with XLA [default: on with a GPU].")
-@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
-              default="float32", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
+              default="auto", show_default=True,
+              help="auto = mixed_bfloat16 where the CPU or GPU computes bfloat16 natively, else float32.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default",
               show_default=True, help="tf.distribute strategy: mirrored = all local GPUs, multiworker reads TF_CONFIG.")
 @click.option("--sync-bn", is_flag=True, help="Synchronise BatchNorm statistics across replicas.")
@@ -53,7 +54,7 @@ def command(resume, checkpoint_every, out, name, fpr, score_mode, xla, nc, strat
     from tfganomaly.data import DatasetSpec
     from tfganomaly.runs import RUN_FILE, read_json
     from tfganomaly.distributed import make_strategy
-    from tfganomaly.training import auto_jit_compile, fit_run
+    from tfganomaly.training import auto_jit_compile, auto_precision, fit_run
 
     if resume:
         info = read_json(os.path.join(resume, RUN_FILE))
@@ -65,13 +66,15 @@ def command(resume, checkpoint_every, out, name, fpr, score_mode, xla, nc, strat
             extra_layers=options["extra_layers"], w_adv=options["w_adv"], w_con=options["w_con"],
             w_enc=options["w_enc"], lr=options["lr"], beta1=options["beta1"], batch_size=options["batch_size"],
             epochs=options["epochs"], seed=options["seed"], resize=options["resize"],
-            jit_compile=auto_jit_compile() if xla is None else xla, precision=options["precision"],
+            jit_compile=auto_jit_compile() if xla is None else xla,
+            precision=auto_precision() if options["precision"] == "auto" else options["precision"],
             sync_batchnorm=sync_bn)
         data = dataset_spec(**options)
     started = time.time()
     from tfganomaly.data import load_dataset
     splits = load_dataset(data)
     click.echo(splits.summary())
+    click.echo(f"training in {config.precision}{' with XLA' if config.jit_compile else ''}")
     result = fit_run(config, data, out=out, name=name, fpr=fpr, score_mode=score_mode, resume=resume,
                      splits=splits, strategy=make_strategy(strategy, collective_timeout),
                      checkpoint_every=checkpoint_every)

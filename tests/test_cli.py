@@ -21,6 +21,10 @@ def test_fit_end_to_end_on_builtin_digits(tmp_path):
     assert len(metrics["history"]["g_loss"]) == 2 and 0 <= metrics["test_auroc"] <= 1
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["data"]["dataset"] == "digits"
+    # --precision auto resolves to this machine's fastest setting, said and recorded as a concrete one
+    from tfganomaly.training import auto_precision
+    assert info["config"]["precision"] == auto_precision()
+    assert f"training in {auto_precision()}" in result.stdout
 
 
 def test_fit_and_evaluate_magnetic_tile(tmp_path):

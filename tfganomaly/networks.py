@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .convolution import Conv2D, Conv2DTranspose
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 LEAKY_SLOPE = 0.2
@@ -31,8 +33,8 @@ def batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalizati
     )
 
 
-def _conv(filters: int, kernel: int, strides: int, padding: str, name: str) -> layers.Conv2D:
-    return layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
+def _conv(filters: int, kernel: int, strides: int, padding: str, name: str) -> Conv2D:
+    return Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
                          kernel_initializer=conv_init(), name=name)
 
 
@@ -71,7 +73,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         filters *= 2
         size *= 2
     inputs = keras.Input((1, 1, nz), name=f"{name}_latent")
-    x = layers.Conv2DTranspose(filters, 4, strides=1, padding="valid", use_bias=False,
+    x = Conv2DTranspose(filters, 4, strides=1, padding="valid", use_bias=False,
                                kernel_initializer=conv_init(), name="initial_deconv")(inputs)
     x = batch_norm("initial_bn", sync_bn)(x)
     x = layers.ReLU(name="initial_relu")(x)
@@ -79,7 +81,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
     while size < isize // 2:
         filters //= 2
         size *= 2
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+        x = Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=conv_init(), name=f"pyramid{filters}_deconv")(x)
         x = batch_norm(f"pyramid{filters}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"pyramid{filters}_relu")(x)
@@ -87,7 +89,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         x = _conv(filters, 3, 1, "same", f"extra{i}_conv")(x)
         x = batch_norm(f"extra{i}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"extra{i}_relu")(x)
-    x = layers.Conv2DTranspose(nc, 4, strides=2, padding="same", use_bias=False,
+    x = Conv2DTranspose(nc, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=conv_init(), name="final_deconv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -103,6 +103,24 @@ def inference_copy(model: GANomaly, strategy: tf.distribute.Strategy) -> GANomal
     return copy
 
 
+def auto_precision() -> str:
+    """The fastest precision that keeps accuracy on this machine: mixed bfloat16 where the hardware
+    computes in bfloat16 natively (AVX-512 BF16 or AMX CPUs, GPUs of compute capability 8.0 and
+    up; benchmarks/speed.py and benchmarks/accuracy.py measured it), float32 elsewhere, where
+    bfloat16 would be emulated and slower."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))
+                        for g in gpus]
+        return "mixed_bfloat16" if min(capabilities) >= (8, 0) else "float32"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
 def auto_jit_compile() -> bool:
     """XLA where it helps: on GPUs. On CPUs it measured slower than oneDNN here (benchmarks/speed.py)."""
     return bool(tf.config.list_physical_devices("GPU"))
