@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfganomaly.config import GANomalyConfig  # noqa: E402
-from tfganomaly.convolution import stock_kernels  # noqa: E402
+from tfganomaly.fast_layers import stock_kernels  # noqa: E402
 from tfganomaly.model import GANomaly  # noqa: E402
 
 SETTINGS = {"float32": {}, "float32+xla": {"jit_compile": True},
@@ -93,7 +93,7 @@ def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
 
 
 def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64) -> dict:
-    """stock_kernels: the stock Keras convolutions, without the levers of tfganomaly/convolution.py."""
+    """stock_kernels: the stock Keras convolutions, without the levers of tfganomaly/fast_layers.py."""
     setting = dict(setting)
     lever = stock_kernels() if setting.pop("stock_kernels", False) else contextlib.nullcontext()
     keras.mixed_precision.set_global_policy(setting.get("precision", "float32"))

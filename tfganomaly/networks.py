@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .convolution import Conv2D, Conv2DTranspose
+from .fast_layers import BatchNormalization, Conv2D, Conv2DTranspose
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -22,9 +22,9 @@ def conv_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
+def batch_norm(name: str, synchronized: bool = False) -> BatchNormalization:
     """synchronized=True computes batch statistics over all replicas (sync BN)."""
-    return layers.BatchNormalization(
+    return BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         synchronized=synchronized,
