@@ -1,7 +1,7 @@
 """Keras layers with faster CPU kernels for GANomaly's shapes: the same sums, the stock weights.
 
 Four levers, each measured by benchmarks/speed.py and checked against the stock ops in
-tests/test_convolution.py:
+tests/test_fast_layers.py:
 - Whole-image convolutions (the 4x4 -> 1x1 convolution to the latent and its 1x1 -> 4x4
   transpose in the decoder) are matrix products. oneDNN's convolution kernels took 3x longer
   for them than a matmul, forward and backward.
@@ -152,7 +152,9 @@ class Conv2D(layers.Conv2D):
             flat = tf.matmul(tf.reshape(inputs, (-1, int(np.prod(kernel.shape[:3])))),
                              tf.reshape(kernel, (-1, self.filters)))
             return tf.reshape(flat, (-1, 1, 1, self.filters))
-        subpixel = _plain(self) and _subpixel_shape(self, inputs.shape[-1])
+        # Its input gradient is the transposed convolution; padding (1, 1) needs an even size.
+        subpixel = (_plain(self) and _subpixel_shape(self, inputs.shape[-1])
+                    and inputs.shape[1] % 2 == 0 and inputs.shape[2] % 2 == 0)
         forward_kernel_weights = _use_forward_kernel(self, kernel)
         if subpixel or forward_kernel_weights:
             return _conv2d(inputs, kernel, list(self.strides), self.padding, subpixel, forward_kernel_weights)
