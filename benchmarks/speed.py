@@ -2,7 +2,8 @@
 
     python benchmarks/speed.py [--steps 30] [--out benchmarks/results/speed.json]
 
-Training: images/s of the real train_step (float32, XLA, mixed bfloat16) on real MNIST batches.
+Training: images/s of the real train_step (float32, XLA, mixed bfloat16) on real MNIST batches,
+then at 32x32x1 with the levers of tfganomaly/fast_layers.py added one at a time from the stock ops.
 Inference: images/s of Keras (batched, batch 1) and of each TFLite mode (batch 1, 1 thread).
 With torch installed, the reference step (benchmarks/reference_torch.py) is measured in the same
 run, before and after ours, on the same MNIST batches.
@@ -28,13 +29,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfganomaly.config import GANomalyConfig  # noqa: E402
-from tfganomaly.fast_layers import stock_kernels  # noqa: E402
+from tfganomaly.fast_layers import LEVERS, stock_kernels  # noqa: E402
 from tfganomaly.model import GANomaly  # noqa: E402
 
 SETTINGS = {"float32": {}, "float32+xla": {"jit_compile": True},
             "mixed_bfloat16": {"precision": "mixed_bfloat16"},
-            "float32 stock-kernels": {"stock_kernels": True},
-            "mixed_bfloat16 stock-kernels": {"precision": "mixed_bfloat16", "stock_kernels": True},
             "mixed_bfloat16+xla": {"precision": "mixed_bfloat16", "jit_compile": True}}
 SHAPES = [(32, 1), (32, 3), (64, 3)]
 
@@ -92,13 +91,11 @@ def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
     return [tf.constant(images[i * batch:(i + 1) * batch]) for i in range(count)]
 
 
-def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64) -> dict:
-    """stock_kernels: the stock Keras convolutions, without the levers of tfganomaly/fast_layers.py."""
-    setting = dict(setting)
-    lever = stock_kernels() if setting.pop("stock_kernels", False) else contextlib.nullcontext()
+def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64, stock: tuple = ()) -> dict:
+    """stock: levers of tfganomaly/fast_layers.py to leave off (the stock Keras ops instead)."""
     keras.mixed_precision.set_global_policy(setting.get("precision", "float32"))
     try:
-        with lever:
+        with stock_kernels(*stock) if stock else contextlib.nullcontext():
             model = GANomaly(GANomalyConfig(isize=isize, nc=nc, batch_size=batch, **setting))
             model.compile()
             batches = mnist_batches(isize, nc, batch, 8)
@@ -111,6 +108,18 @@ def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64)
         return {"images_per_s": steps * batch / seconds, "flops_per_image": train_flops_per_image(model)}
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def lever_speeds(steps: int) -> list:
+    """32x32x1 training with the levers of fast_layers added one at a time, float32 and bfloat16."""
+    rows = []
+    for precision in ("float32", "mixed_bfloat16"):
+        for i in range(len(LEVERS) + 1):
+            name = f"{precision} stock" if i == 0 else f"{precision} + {LEVERS[i - 1]}"
+            r = train_speed(32, 1, {"precision": precision}, steps, stock=LEVERS[i:])
+            rows.append({"shape": "32x32x1", "setting": name, **r})
+            print(f"levers 32x32x1 {name:40s} {r['images_per_s']:8.1f} img/s", flush=True)
+    return rows
 
 
 def inference_speed(isize: int, steps: int) -> dict:
@@ -171,12 +180,13 @@ def main() -> None:
             print(f"train {isize}x{isize}x{nc} {name:20s} {r['images_per_s']:8.1f} img/s  "
                   f"{r['flops_per_image'] / 1e6:7.1f} MFLOP/img  {gflops:6.1f} GFLOP/s ({gflops / peak:.0%} of peak)",
                   flush=True)
+    levers = lever_speeds(args.steps)
     if reference:
         reference.append(reference_speed(args.steps)[0])  # again after ours: the machine drifts
         ref = float(np.mean(reference))
         print(f"reference (PyTorch re-implementation, 4 D passes) 32x32x1: {', '.join(f'{r:.1f}' for r in reference)}"
               f" img/s, mean {ref:.1f}")
-        for row in rows:
+        for row in rows + levers:
             if row["shape"] == "32x32x1":
                 row["vs_reference"] = row["images_per_s"] / ref
                 print(f"  {row['setting']:20s} {row['vs_reference']:.2f}x the reference")
@@ -190,7 +200,7 @@ def main() -> None:
     print(f"peak memory (RSS) of this process: {peak_rss_mib:.0f} MiB")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"peak_gflops": peak, "train": rows, "reference_images_per_s": reference, "inference_images_per_s": inference,
+        json.dump({"peak_gflops": peak, "train": rows, "levers": levers, "reference_images_per_s": reference, "inference_images_per_s": inference,
                    "peak_rss_mib": peak_rss_mib, "steps": args.steps, "machine": platform.processor() or platform.machine(),
                    "cpus": os.cpu_count(), "tensorflow": tf.__version__, "command": " ".join(sys.argv)}, f, indent=2)
 

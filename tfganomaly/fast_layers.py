@@ -79,31 +79,37 @@ def subpixel_conv_transpose(inputs, kernel):
     return tf.nn.depth_to_space(tf.nn.conv2d(inputs, subpixel_kernel(kernel), 1, "SAME"), 2)
 
 
-_levers_enabled = True
+LEVERS = ("whole_image_matmul", "subpixel", "fused_batchnorm", "bf16_weight_gradient")
+_disabled: set = set()
 
 
 @contextlib.contextmanager
-def stock_kernels():
-    """Models traced inside use the stock Keras ops: for measuring the levers, and for checking
-    that they keep the maths."""
-    global _levers_enabled
-    saved, _levers_enabled = _levers_enabled, False
+def stock_kernels(*levers: str):
+    """Models traced inside run without the named levers (all of them by default) on the stock
+    Keras ops: for measuring each lever, and for checking that they keep the maths."""
+    unknown = set(levers) - set(LEVERS)
+    if unknown:
+        raise ValueError(f"unknown levers {sorted(unknown)}; the levers are {', '.join(LEVERS)}")
+    global _disabled
+    saved, _disabled = _disabled, _disabled | set(levers or LEVERS)
     try:
         yield
     finally:
-        _levers_enabled = saved
+        _disabled = saved
 
 
-def _plain(layer) -> bool:
-    """The shapes the levers are written for: channels_last, no dilation, groups, bias or activation."""
-    return (_levers_enabled and layer.data_format == "channels_last" and tuple(layer.dilation_rate) == (1, 1)
-            and getattr(layer, "groups", 1) == 1 and not layer.use_bias
-            and layer.activation is keras.activations.linear)
+def _plain(layer, lever: str) -> bool:
+    """The lever is on, and the layer has the shapes the levers are written for: channels_last,
+    no dilation, groups, bias or activation."""
+    return (lever not in _disabled and layer.data_format == "channels_last"
+            and tuple(layer.dilation_rate) == (1, 1) and getattr(layer, "groups", 1) == 1
+            and not layer.use_bias and layer.activation is keras.activations.linear)
 
 
 def _use_forward_kernel(layer, kernel) -> bool:
     """The weight-gradient lever is for oneDNN's bfloat16 kernels; cuDNN's are fast already."""
-    return _plain(layer) and kernel.dtype == tf.bfloat16 and not tf.config.list_logical_devices("GPU")
+    return (_plain(layer, "bf16_weight_gradient") and kernel.dtype == tf.bfloat16
+            and not tf.config.list_logical_devices("GPU"))
 
 
 def _subpixel_shape(layer, channels: int) -> bool:
@@ -147,13 +153,14 @@ class Conv2D(layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         kernel = tf.convert_to_tensor(kernel)  # (kh, kw, channels in, filters)
-        if _plain(self) and self.padding == "valid" and tuple(inputs.shape[1:3]) == tuple(self.kernel_size):
+        if _plain(self, "whole_image_matmul") and self.padding == "valid" \
+                and tuple(inputs.shape[1:3]) == tuple(self.kernel_size):
             # The kernel covers the whole input: (N, kh, kw, C) -> (N, 1, 1, filters) is a matmul.
             flat = tf.matmul(tf.reshape(inputs, (-1, int(np.prod(kernel.shape[:3])))),
                              tf.reshape(kernel, (-1, self.filters)))
             return tf.reshape(flat, (-1, 1, 1, self.filters))
         # Its input gradient is the transposed convolution; padding (1, 1) needs an even size.
-        subpixel = (_plain(self) and _subpixel_shape(self, inputs.shape[-1])
+        subpixel = (_plain(self, "subpixel") and _subpixel_shape(self, inputs.shape[-1])
                     and inputs.shape[1] % 2 == 0 and inputs.shape[2] % 2 == 0)
         forward_kernel_weights = _use_forward_kernel(self, kernel)
         if subpixel or forward_kernel_weights:
@@ -167,12 +174,12 @@ class Conv2DTranspose(layers.Conv2DTranspose):
 
     def call(self, inputs):
         kernel = tf.convert_to_tensor(self.kernel)  # (kh, kw, filters, channels in)
-        if _plain(self) and self.padding == "valid" and tuple(inputs.shape[1:3]) == (1, 1):
+        if _plain(self, "whole_image_matmul") and self.padding == "valid" and tuple(inputs.shape[1:3]) == (1, 1):
             # One input pixel spreads over the kernel: (N, 1, 1, C) -> (N, kh, kw, filters) is a matmul.
             flat = tf.matmul(tf.reshape(inputs, (-1, kernel.shape[3])), tf.reshape(kernel, (-1, kernel.shape[3])),
                              transpose_b=True)
             return tf.reshape(flat, (-1, *kernel.shape[:3]))
-        if _plain(self) and _subpixel_shape(self, self.filters):
+        if _plain(self, "subpixel") and _subpixel_shape(self, self.filters):
             return subpixel_conv_transpose(inputs, kernel)
         if _use_forward_kernel(self, kernel):
             batch = tf.shape(inputs)[0]
@@ -191,7 +198,7 @@ class BatchNormalization(layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not (_levers_enabled and training and self.trainable and mask is None and not self.synchronized
+        if not ("fused_batchnorm" not in _disabled and training and self.trainable and mask is None and not self.synchronized
                 and len(inputs.shape) == 4 and self.axis in (3, -1) and self.scale and self.center
                 and not self.renorm):
             return super().call(inputs, training=training, mask=mask)
