@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from tfganomaly.config import GANomalyConfig  # noqa: E402
 from tfganomaly.data import DatasetSpec, ImageSpec  # noqa: E402
 from tfganomaly.evaluation import evaluate  # noqa: E402
-from tfganomaly.training import fit_run  # noqa: E402
+from tfganomaly.training import auto_precision, fit_run  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
@@ -73,9 +73,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-train", type=int, default=None)
-    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"], default="float32")
+    parser.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"], default="auto",
+                        help="auto: as tfgan fit, mixed_bfloat16 where the hardware has it")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy"))
     args = parser.parse_args()
+    if args.precision == "auto":
+        args.precision = auto_precision()
     budget = {"epochs": args.epochs, "max_train": args.max_train, "seeds": args.seeds, "precision": args.precision,
               "classes": args.classes, "command": " ".join(["python"] + sys.argv)}
     rows = []
