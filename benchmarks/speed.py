@@ -7,8 +7,9 @@ then at 32x32x1 with the levers of tfganomaly/fast_layers.py added one at a time
 Inference: images/s of Keras (batched, batch 1) and of each TFLite mode (batch 1, 1 thread).
 With torch installed, the reference step (benchmarks/reference_torch.py) is measured in the same
 run, before and after ours, on the same MNIST batches.
-FLOPs per training image are counted from the model's conv layers; the machine's float32 peak is
-measured in the same run with a large matrix product.
+FLOPs per training image are counted from the model's conv layers; the machine's float32 and
+bfloat16 peaks are measured in the same run with a large matrix product. Peak memory is that of a
+default `tfgan fit` in its own process.
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def train_flops_per_image(model: GANomaly) -> int:
     return forward + generator_backward + discriminator_backward
 
 
-def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+def peak_gflops(dtype=tf.float32, n: int = 2048, repeats: int = 10) -> float:
+    """Large matrix product throughput: what this machine's cores can do in that dtype."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     matmul = tf.function(lambda x, y: tf.matmul(x, y))
     matmul(a, b).numpy()
     start = time.perf_counter()
@@ -80,6 +82,16 @@ def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
         c = matmul(a, b)
     c.numpy()
     return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_peak_rss_mib() -> float:
+    """Peak resident memory of a real `tfgan fit` (default settings, 2 epochs), in its own process."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, "-m", "tfganomaly.cli.main", "fit", "--epochs", "2", "--out", out],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
@@ -167,19 +179,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
     args = parser.parse_args()
-    peak = peak_gflops()
-    print(f"float32 matmul peak: {peak:.0f} GFLOP/s ({os.cpu_count()} CPUs, TF {tf.__version__})")
+    peaks = {"float32": peak_gflops(tf.float32), "mixed_bfloat16": peak_gflops(tf.bfloat16)}
+    print(f"matmul peak: float32 {peaks['float32']:.0f}, bfloat16 {peaks['mixed_bfloat16']:.0f} GFLOP/s "
+          f"({os.cpu_count()} CPUs, TF {tf.__version__})")
     reference = reference_speed(args.steps)
     rows = []
     for isize, nc in SHAPES:
         for name, setting in SETTINGS.items():
             r = train_speed(isize, nc, setting, args.steps)
             gflops = r["images_per_s"] * r["flops_per_image"] / 1e9
+            peak = peaks[setting.get("precision", "float32")]
             rows.append({"shape": f"{isize}x{isize}x{nc}", "setting": name, **r, "gflops": gflops,
                          "fraction_of_peak": gflops / peak})
             print(f"train {isize}x{isize}x{nc} {name:20s} {r['images_per_s']:8.1f} img/s  "
-                  f"{r['flops_per_image'] / 1e6:7.1f} MFLOP/img  {gflops:6.1f} GFLOP/s ({gflops / peak:.0%} of peak)",
-                  flush=True)
+                  f"{r['flops_per_image'] / 1e6:7.1f} MFLOP/img  {gflops:6.1f} GFLOP/s "
+                  f"({gflops / peak:.0%} of its dtype's peak)", flush=True)
     levers = lever_speeds(args.steps)
     if reference:
         reference.append(reference_speed(args.steps)[0])  # again after ours: the machine drifts
@@ -196,12 +210,14 @@ def main() -> None:
         for name, r in inference[isize].items():
             extra = f"  {r['latency_ms']:.3f} ms  {r['bytes'] / 1024:.0f} KiB" if "bytes" in r else ""
             print(f"inference {isize}x{isize}x1 {name:24s} {r['images_per_s']:8.1f} img/s{extra}", flush=True)
+    fit_rss_mib = training_peak_rss_mib()
+    print(f"peak memory (RSS) of a default tfgan fit: {fit_rss_mib:.0f} MiB")
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (RSS) of this process: {peak_rss_mib:.0f} MiB")
+    print(f"peak memory (RSS) of this benchmark process: {peak_rss_mib:.0f} MiB")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"peak_gflops": peak, "train": rows, "levers": levers, "reference_images_per_s": reference, "inference_images_per_s": inference,
-                   "peak_rss_mib": peak_rss_mib, "steps": args.steps, "machine": platform.processor() or platform.machine(),
+        json.dump({"peak_gflops": peaks, "train": rows, "levers": levers, "reference_images_per_s": reference, "inference_images_per_s": inference,
+                   "peak_rss_mib": peak_rss_mib, "fit_peak_rss_mib": fit_rss_mib, "steps": args.steps, "machine": platform.processor() or platform.machine(),
                    "cpus": os.cpu_count(), "tensorflow": tf.__version__, "command": " ".join(sys.argv)}, f, indent=2)
 
 
