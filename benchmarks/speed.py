@@ -84,14 +84,23 @@ def peak_gflops(dtype=tf.float32, n: int = 2048, repeats: int = 10) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+FIT_AND_REPORT_PEAK = """
+import sys
+from tfganomaly.cli.main import cli
+cli(["fit", "--epochs", "2", "--out", sys.argv[1]], standalone_mode=False)
+print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")))
+"""
+
+
 def training_peak_rss_mib() -> float:
-    """Peak resident memory of a real `tfgan fit` (default settings, 2 epochs), in its own process."""
+    """Peak resident memory (VmHWM, Linux) of a real `tfgan fit` (default settings, 2 epochs) in a
+    fresh process. getrusage(RUSAGE_CHILDREN) would report this process's own size at the fork."""
     import subprocess
     import tempfile
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([sys.executable, "-m", "tfganomaly.cli.main", "fit", "--epochs", "2", "--out", out],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        result = subprocess.run([sys.executable, "-c", FIT_AND_REPORT_PEAK, out], check=True,
+                                capture_output=True, text=True)
+    return int(result.stdout.split("VmHWM:")[1].split()[0]) / 1024
 
 
 def mnist_batches(isize: int, nc: int, batch: int, count: int) -> list:
