@@ -15,7 +15,6 @@ default `tfgan fit` in its own process.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -61,13 +60,12 @@ def train_flops_per_image(model: GANomaly) -> int:
       input gradients through D's feature trunk on G(x) (feature matching);
     - D's loss: weight gradients of D on x and on G(x), with the input gradients above D's first layer.
     """
-    g = sum(sum(conv_flops(n).values()) for n in (model.encoder, model.decoder, model.reencoder))
-    d_layers = conv_flops(model.discriminator)
+    encoder, d_layers = conv_flops(model.encoder), conv_flops(model.discriminator)
+    g = sum(encoder.values()) + sum(conv_flops(model.decoder).values()) + sum(conv_flops(model.reencoder).values())
     d = sum(d_layers.values())
-    first_g, first_d = conv_flops(model.encoder)["initial_conv"], d_layers["initial_conv"]
     forward = g + 2 * d
-    generator_backward = 2 * g - first_g + (d - d_layers["classifier_conv"])
-    discriminator_backward = 2 * (d + d - first_d)
+    generator_backward = 2 * g - encoder["initial_conv"] + (d - d_layers["classifier_conv"])
+    discriminator_backward = 2 * (2 * d - d_layers["initial_conv"])
     return forward + generator_backward + discriminator_backward
 
 
@@ -116,7 +114,7 @@ def train_speed(isize: int, nc: int, setting: dict, steps: int, batch: int = 64,
     """stock: levers of tfganomaly/fast_layers.py to leave off (the stock Keras ops instead)."""
     keras.mixed_precision.set_global_policy(setting.get("precision", "float32"))
     try:
-        with stock_kernels(*stock) if stock else contextlib.nullcontext():
+        with stock_kernels(stock):
             model = GANomaly(GANomalyConfig(isize=isize, nc=nc, batch_size=batch, **setting))
             model.compile()
             batches = mnist_batches(isize, nc, batch, 8)

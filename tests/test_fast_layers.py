@@ -123,11 +123,11 @@ def test_levers_apply_where_they_are_meant_to():
     assert fast_layers._use_forward_kernel(layer, bf16) == (not tf.config.list_logical_devices("GPU"))
     assert not fast_layers._use_forward_kernel(layer, tf.zeros((4, 4, 1, 8)))
     assert fast_layers._subpixel_shape(layer, 1) and not fast_layers._subpixel_shape(layer, 64)
-    with fast_layers.stock_kernels("subpixel"):
+    with fast_layers.stock_kernels(("subpixel",)):
         assert not fast_layers._plain(layer, "subpixel") and fast_layers._plain(layer, "whole_image_matmul")
     with fast_layers.stock_kernels():
         assert not any(fast_layers._plain(layer, lever) for lever in fast_layers.LEVERS)
     assert all(fast_layers._plain(layer, lever) for lever in fast_layers.LEVERS)
     with pytest.raises(ValueError, match="unknown levers"):
-        with fast_layers.stock_kernels("xla"):
+        with fast_layers.stock_kernels(("xla",)):
             pass

@@ -84,14 +84,14 @@ _disabled: set = set()
 
 
 @contextlib.contextmanager
-def stock_kernels(*levers: str):
-    """Models traced inside run without the named levers (all of them by default) on the stock
+def stock_kernels(levers: tuple = LEVERS):
+    """Models traced inside run without the given levers (all of them by default) on the stock
     Keras ops: for measuring each lever, and for checking that they keep the maths."""
     unknown = set(levers) - set(LEVERS)
     if unknown:
         raise ValueError(f"unknown levers {sorted(unknown)}; the levers are {', '.join(LEVERS)}")
     global _disabled
-    saved, _disabled = _disabled, _disabled | set(levers or LEVERS)
+    saved, _disabled = _disabled, _disabled | set(levers)
     try:
         yield
     finally:
@@ -174,7 +174,8 @@ class Conv2DTranspose(layers.Conv2DTranspose):
 
     def call(self, inputs):
         kernel = tf.convert_to_tensor(self.kernel)  # (kh, kw, filters, channels in)
-        if _plain(self, "whole_image_matmul") and self.padding == "valid" and tuple(inputs.shape[1:3]) == (1, 1):
+        if _plain(self, "whole_image_matmul") and self.padding == "valid" \
+                and tuple(inputs.shape[1:3]) == (1, 1):
             # One input pixel spreads over the kernel: (N, 1, 1, C) -> (N, kh, kw, filters) is a matmul.
             flat = tf.matmul(tf.reshape(inputs, (-1, kernel.shape[3])), tf.reshape(kernel, (-1, kernel.shape[3])),
                              transpose_b=True)
@@ -198,9 +199,10 @@ class BatchNormalization(layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not ("fused_batchnorm" not in _disabled and training and self.trainable and mask is None and not self.synchronized
-                and len(inputs.shape) == 4 and self.axis in (3, -1) and self.scale and self.center
-                and not self.renorm):
+        fused = ("fused_batchnorm" not in _disabled and training and self.trainable and mask is None
+                 and not self.synchronized and not self.renorm and self.scale and self.center
+                 and len(inputs.shape) == 4 and self.axis in (3, -1))
+        if not fused:
             return super().call(inputs, training=training, mask=mask)
         empty = tf.constant([], tf.float32)
         outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(

@@ -35,7 +35,7 @@ def batch_norm(name: str, synchronized: bool = False) -> BatchNormalization:
 
 def _conv(filters: int, kernel: int, strides: int, padding: str, name: str) -> Conv2D:
     return Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
-                         kernel_initializer=conv_init(), name=name)
+                  kernel_initializer=conv_init(), name=name)
 
 
 def _encoder_trunk(x, isize: int, ndf: int, extra_layers: int, prefix: str, sync_bn: bool = False):
@@ -74,7 +74,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         size *= 2
     inputs = keras.Input((1, 1, nz), name=f"{name}_latent")
     x = Conv2DTranspose(filters, 4, strides=1, padding="valid", use_bias=False,
-                               kernel_initializer=conv_init(), name="initial_deconv")(inputs)
+                        kernel_initializer=conv_init(), name="initial_deconv")(inputs)
     x = batch_norm("initial_bn", sync_bn)(x)
     x = layers.ReLU(name="initial_relu")(x)
     size = 4
@@ -82,7 +82,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         filters //= 2
         size *= 2
         x = Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=conv_init(), name=f"pyramid{filters}_deconv")(x)
+                            kernel_initializer=conv_init(), name=f"pyramid{filters}_deconv")(x)
         x = batch_norm(f"pyramid{filters}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"pyramid{filters}_relu")(x)
     for i in range(extra_layers):
@@ -90,7 +90,7 @@ def build_decoder(isize: int, nc: int, nz: int, ngf: int, extra_layers: int = 0,
         x = batch_norm(f"extra{i}_bn", sync_bn)(x)
         x = layers.ReLU(name=f"extra{i}_relu")(x)
     x = Conv2DTranspose(nc, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=conv_init(), name="final_deconv")(x)
+                        kernel_initializer=conv_init(), name="final_deconv")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(inputs, outputs, name=name)
 
